@@ -1,0 +1,21 @@
+"""A small GPT that trains in about 10 minutes on a 2-core CPU, on the built-in corpus
+(python prepare.py --dataset=hey-bob)."""
+model = "gpt"
+data_dir = "data/hey-bob"
+out_dir = "out-gpt-cpu"
+block_size = 128
+n_layer = 4
+n_head = 4
+n_embd = 128
+dropout = 0.1
+batch_size = 32
+max_iters = 2000
+learning_rate = 2e-3
+min_lr = 2e-4
+warmup_iters = 100
+lr_decay_iters = 2000
+weight_decay = 0.1
+eval_interval = 250
+eval_iters = 40
+log_interval = 50
+device = "cpu"

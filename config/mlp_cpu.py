@@ -1,0 +1,20 @@
+"""The seed's MLP recipe scaled to a 10-minute budget on a 2-core CPU, on the built-in corpus
+(python prepare.py --dataset=hey-bob)."""
+model = "mlp"
+data_dir = "data/hey-bob"
+out_dir = "out-mlp-cpu"
+block_size = 32
+n_embd = 64
+n_hidden = 512
+dropout = 0.0
+batch_size = 64
+max_iters = 3000
+learning_rate = 1e-3
+min_lr = 1e-4
+warmup_iters = 100
+lr_decay_iters = 3000
+weight_decay = 0.1
+eval_interval = 250
+eval_iters = 40
+log_interval = 50
+device = "cpu"
