@@ -81,7 +81,7 @@ DEFAULTS = dict(
     # system
     device="auto",  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:1', 'mps'
     dtype="auto",  # 'auto' (bfloat16 on CUDA if supported, else float16; float32 elsewhere), 'float32', 'bfloat16', 'float16'
-    compile="auto",  # 'auto' (on for CUDA), True or False
+    compile=None,  # torch.compile the model: None (on for CUDA, off elsewhere), True or False
     seed=1337,
 )
 
@@ -92,7 +92,7 @@ GPT_ONLY = {"n_layer", "n_head", "bias", "attention", "pos_emb", "norm", "mlp_ac
 def get_config(argv):
     cfg = parse_config(DEFAULTS, argv)
     choices = dict(model=tuple(MODELS), init_from=("scratch", "resume"),
-                   dtype=("auto", "float32", "bfloat16", "float16"), compile=("auto", True, False))
+                   dtype=("auto", "float32", "bfloat16", "float16"), compile=(None, True, False))
     for key, allowed in choices.items():
         if cfg[key] not in allowed:
             raise UserError(f"option {key}={cfg[key]!r} is not one of {', '.join(map(repr, allowed))}")
@@ -409,7 +409,7 @@ def _train(cfg, device, rank, world, master):
         ckpt = None  # free the memory
 
     raw_model = model  # what is saved and evaluated: never the compiled or DDP wrapper
-    use_compile = cfg["compile"] if cfg["compile"] != "auto" else device.type == "cuda"
+    use_compile = device.type == "cuda" if cfg["compile"] is None else cfg["compile"]
     if use_compile:
         model = torch.compile(model)
     if world > 1:

@@ -5,3 +5,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+
+# The tests use tiny models, where a second thread costs more in synchronisation than it gains,
+# and on a busy 2-core machine it can make a tiny matmul 10-50x slower.
+torch.set_num_threads(1)
