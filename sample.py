@@ -84,12 +84,12 @@ def load(out_dir, device):
     return model, tok, tok.special_tokens[EOT]
 
 
-def encode_prompt(tok, prompt, eot, block_size, notice=sys.stderr):
+def encode_prompt(tok, prompt, eot, block_size):
     """[eot] + the prompt's tokens, cut to the last block_size tokens (with a notice)."""
     ids = [eot] + tok.encode(prompt, allowed_special="all")
     if len(ids) > block_size:
         print(f"note: the prompt is {len(ids)} tokens long, more than the model's context of {block_size}; "
-              f"keeping its last {block_size} tokens", file=notice)
+              f"keeping its last {block_size} tokens", file=sys.stderr)
         ids = ids[-block_size:]
     return ids
 
@@ -131,8 +131,9 @@ class StreamPrinter:
         self.out.flush()
 
 
-def generate_songs(model, tok, prompt_ids, eot, cfg, out=sys.stdout):
-    """Generate cfg['num_samples'] songs after prompt_ids, streaming them to out; returns their texts."""
+def generate_songs(model, tok, prompt_ids, eot, cfg, out=None):
+    """Generate cfg['num_samples'] songs after prompt_ids, streaming them to out (stdout); returns their texts."""
+    out = sys.stdout if out is None else out
     device = next(model.parameters()).device
     n = cfg["num_samples"]
     idx = torch.tensor([prompt_ids] * n, dtype=torch.long, device=device)

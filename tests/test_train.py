@@ -20,13 +20,6 @@ TINY_MLP = ["--model=mlp", "--block_size=8", "--n_embd=16", "--n_hidden=64", "--
             "--eval_iters=2", "--log_interval=5", "--device=cpu", "--warmup_iters=2", "--lr_decay_iters=40"]
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data") / "songs"
-    prepare.main(["--dataset=hey-bob", "--max_songs=40", "--vocab_size=300", f"--out_dir={out}"])
-    return str(out)
-
-
 def run(data_dir, out_dir, *args):
     return train.main([f"--data_dir={data_dir}", f"--out_dir={out_dir}", *args])
 

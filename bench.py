@@ -1,0 +1,215 @@
+"""
+Benchmarks: figures, not tests. Run on a quiet machine; each figure is a median.
+
+    python bench.py tokenizer   # BPE training and encoding: tokenizer.py vs the reference algorithm
+    python bench.py train       # ms/iter, tokens/s, peak memory (and MFU on CUDA) per config
+    python bench.py sample      # tokens/s generating 500 tokens, with and without the KV cache
+    python bench.py all
+
+Prints a table per part and writes bench.json (all parts that ran).
+"""
+
+import csv
+import importlib.resources
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+
+import train
+from checkpoint import build_model
+from cli import UserError, atomic_path, parse_config, run_main
+from tokenizer import RegexTokenizer
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+PARTS = ("tokenizer", "train", "sample")
+
+
+def median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def print_table(rows):
+    keys = list(rows[0])
+    cells = [[f"{r[k]:,.3g}" if isinstance(r[k], float) else str(r[k]) for k in keys] for r in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    print("  ".join(k.ljust(w) for k, w in zip(keys, widths)))
+    for c in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths)))
+
+
+# -----------------------------------------------------------------------------
+# tokenizer
+
+def builtin_corpus():
+    path = importlib.resources.files("hey_bob") / "data" / "lyrics.csv"
+    with path.open(encoding="utf-8", newline="") as f:
+        return "\n".join(row["lyrics"] for row in csv.DictReader(f))
+
+
+def corpora():
+    """The 565 KB built-in corpus, and a 3 MB one made of it in five letter cases and a half copy:
+    the hub dataset is out of reach here, and case variants give it new chunks to learn from."""
+    text = builtin_corpus()
+    big = "\n".join([text, text.upper(), text.lower(), text.title(), text.swapcase(), text[: len(text) // 2]])
+    return {"hey-bob 565KB": text, "variants 3MB": big}
+
+
+def bench_tokenizer(repeats=3, ref_slice=20_000):
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from test_tokenizer import ref_encode, ref_train  # the straightforward minbpe algorithm
+
+    rows = []
+    for name, text in corpora().items():
+        mb = len(text.encode("utf-8")) / 1e6
+        tok = RegexTokenizer()
+        train_s = median_time(lambda: tok.train(text, 512), repeats)
+        encode_s = median_time(lambda: tok.encode_ordinary(text), repeats)
+        # the reference is O(merges x bytes): time it on a slice and scale by the length
+        piece = text[:ref_slice]
+        scale = len(text) / len(piece)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            merges = ref_train(piece, 512)
+            ref_train_s = (time.perf_counter() - t0) * scale
+        ref_encode_s = median_time(lambda: ref_encode(piece, merges), 1) * scale
+        rows.append(dict(corpus=name, MB=mb, train_s=train_s, ref_train_s_extrapolated=ref_train_s,
+                         train_speedup=ref_train_s / train_s, encode_MB_s=mb / encode_s,
+                         ref_encode_MB_s=mb / ref_encode_s, encode_speedup=ref_encode_s / encode_s))
+    return rows
+
+
+# -----------------------------------------------------------------------------
+# training throughput
+
+def config_of(name, **overrides):
+    cfg = parse_config(train.DEFAULTS, [os.path.join(ROOT, "config", f"{name}.py")])
+    cfg.update(overrides)
+    return cfg
+
+
+def train_configs(device):
+    """(label, cfg) pairs: the CPU configs on a CPU, the GPU config on CUDA."""
+    if device.type == "cuda":
+        return [("gpt", config_of("gpt", device="cuda"))]
+    return [("mlp_cpu", config_of("mlp_cpu")), ("gpt_cpu", config_of("gpt_cpu")),
+            ("gpt2_baseline", config_of("gpt_cpu", pos_emb="learned", norm="layernorm", mlp_act="gelu",
+                                        qk_norm=False, tie_weights=True, zero_init_proj=False))]
+
+
+def time_training(cfg, device, compile_model, warmup=5, iters=20):
+    """Median seconds per optimizer step on random tokens (the data's content does not change the speed)."""
+    torch.manual_seed(0)
+    model = build_model(cfg["model"], train.model_config(cfg, 513)).to(device)
+    optimizer = model.configure_optimizers(cfg["weight_decay"], cfg["learning_rate"],
+                                           (cfg["beta1"], cfg["beta2"]), device.type)
+    ctx, scaler, dtype = train.setup_precision(dict(cfg, dtype="auto"), device)
+    step_model = torch.compile(model) if compile_model else model
+    B, T, A = cfg["batch_size"], cfg["block_size"], cfg["gradient_accumulation_steps"]
+    x = torch.randint(0, 513, (B, T), device=device)
+    y = torch.randint(0, 513, (B, T), device=device)
+
+    def step():
+        for _ in range(A):
+            with ctx:
+                _, loss = step_model(x, y)
+            scaler.scale(loss / A).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    dt = median_time(step, iters)
+    tokens = A * B * T
+    row = dict(ms_per_iter=dt * 1000, tokens_per_s=tokens / dt, params_M=model.num_params() / 1e6, dtype=dtype)
+    if device.type == "cuda":
+        row["peak_mem_MB"] = torch.cuda.max_memory_allocated() / 2**20
+        if hasattr(model, "estimate_mfu"):
+            row["mfu_pct"] = 100 * model.estimate_mfu(tokens, dt)
+    else:
+        row["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # whole process so far
+    return row
+
+
+def bench_train(device):
+    rows = []
+    for label, cfg in train_configs(device):
+        for compile_model in (False, True):
+            try:
+                row = time_training(cfg, device, compile_model)
+            except Exception as e:  # compile needs a working C++ toolchain; report, don't stop
+                row = dict(error=f"{type(e).__name__}: {str(e).splitlines()[0][:80]}")
+            rows.append(dict(config=label, compile=compile_model, **row))
+    return rows
+
+
+# -----------------------------------------------------------------------------
+# sampling throughput
+
+def bench_sample(device, new_tokens=500, repeats=3):
+    cfg = config_of("gpt_cpu")
+    torch.manual_seed(0)
+    # random weights sample as fast as trained ones; stop_token=None so every run makes new_tokens
+    model = build_model("gpt", train.model_config(cfg, 513)).to(device).eval()
+    rows = []
+    for n in (1, 8):
+        prompt = torch.full((n, 1), 512, dtype=torch.long, device=device)
+        speeds = {}
+        for use_cache in (True, False):
+            def run():
+                for _ in model.generate_stream(prompt, new_tokens, top_k=5, use_cache=use_cache):
+                    pass
+            speeds[use_cache] = n * new_tokens / median_time(run, repeats)
+        rows.append(dict(model=f"gpt_cpu (block {cfg['block_size']})", num_samples=n, new_tokens=new_tokens,
+                         cached_tok_s=speeds[True], uncached_tok_s=speeds[False],
+                         speedup=speeds[True] / speeds[False]))
+    return rows
+
+
+# -----------------------------------------------------------------------------
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    parts = [a for a in argv if not a.startswith("--")] or ["all"]
+    cfg = parse_config(dict(device="auto", out="bench.json"), [a for a in argv if a.startswith("--")])
+    unknown = [p for p in parts if p not in PARTS + ("all",)]
+    if unknown:
+        raise UserError(f"unknown part {unknown[0]!r}: choose from {', '.join(PARTS)}, all")
+    parts = PARTS if "all" in parts else parts
+    device = train.pick_device(cfg["device"])
+    results = dict(machine=dict(device=str(device), torch=torch.__version__, threads=torch.get_num_threads(),
+                                cpu=platform.processor() or platform.machine(),
+                                gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+                                date=time.strftime("%Y-%m-%d %H:%M")))
+    for part in parts:
+        print(f"\n== {part} ({device}, {torch.get_num_threads()} threads)")
+        rows = {"tokenizer": bench_tokenizer, "train": lambda: bench_train(device),
+                "sample": lambda: bench_sample(device)}[part]()
+        print_table(rows)
+        results[part] = rows
+    with atomic_path(cfg["out"]) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=1)
+    print(f"\nwrote {cfg['out']}")
+
+
+if __name__ == "__main__":
+    run_main(main)
