@@ -78,10 +78,23 @@ def read_config_file(path):
     return values
 
 
+def print_help(defaults):
+    """The running script's docstring, then every option with its default."""
+    doc = getattr(sys.modules.get("__main__"), "__doc__", None)
+    if doc:
+        print(doc.strip() + "\n")
+    print("options (defaults shown; config files are plain `name = value` lines):")
+    for key, value in defaults.items():
+        print(f"  --{key}={value!r}")
+
+
 def parse_config(defaults, argv):
     """defaults, then config files (args without --), then --key=value overrides, in order."""
     cfg = dict(defaults)
     for arg in argv:
+        if arg in ("-h", "--help"):
+            print_help(defaults)
+            raise SystemExit(0)
         if arg.startswith("--"):
             key, eq, text = arg[2:].partition("=")
             if not eq:

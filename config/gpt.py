@@ -2,7 +2,7 @@
 (python prepare.py). Minutes on one modern GPU, with bfloat16 autocast and torch.compile."""
 model = "gpt"
 data_dir = "data/bob-dylan"
-out_dir = "out-gpt"
+out_dir = "out"
 block_size = 256
 n_layer = 6
 n_head = 6
