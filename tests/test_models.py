@@ -14,15 +14,6 @@ from model_mlp import MLP, MLPConfig
 
 V = 37  # not a multiple of 64, so the GPT's padded vocabulary is exercised
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matmuls gain nothing from threads, and on a busy machine waiting threads make them 10-50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 GPT_VARIANTS = [
     {"pos_emb": "rope"},
     {"norm": "rmsnorm"},
