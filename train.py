@@ -442,7 +442,7 @@ def _train(cfg, device, rank, world, master):
         progress = tqdm(total=cfg["max_iters"], initial=iter_num, unit="it", dynamic_ncols=True, leave=False,
                         disable=None)  # None: no bar when stderr is not a terminal
     try:
-        t0 = time.time()
+        t0, timed = time.time(), 0  # the clock for ms/iter, restarted after each log and eval
         step_rng = rng_state(batch_rng)  # the state at the start of the current step: what a save records
         while True:
             lr = get_lr(iter_num, cfg)
@@ -460,6 +460,7 @@ def _train(cfg, device, rank, world, master):
                 best_val_loss = min(best_val_loss, losses["val"])
                 if (improved or cfg["always_save_checkpoint"]) and iter_num > 0:
                     save(step_rng)
+                t0, timed = time.time(), 0
             if iter_num >= cfg["max_iters"]:
                 break
 
@@ -484,6 +485,7 @@ def _train(cfg, device, rank, world, master):
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             iter_num += 1
+            timed += 1
             step_rng = rng_state(batch_rng)
 
             lossf = loss.item() * local_accum
@@ -493,8 +495,8 @@ def _train(cfg, device, rank, world, master):
             if master:
                 progress.update(1)
                 if iter_num % cfg["log_interval"] == 0 or iter_num == cfg["max_iters"]:
-                    dt = (time.time() - t0) / cfg["log_interval"]
-                    t0 = time.time()
+                    dt = (time.time() - t0) / timed
+                    t0, timed = time.time(), 0
                     tok_s = tokens_per_iter / dt
                     mfu = ""
                     record = dict(kind="train", iter=iter_num, loss=lossf, lr=lr, grad_norm=grad_norm,
