@@ -66,8 +66,20 @@ def test_config_file_errors(tmp_path):
 
 
 def test_shipped_configs_parse():
-    for name in ("gpt.py", "gpt_cpu.py", "mlp.py", "mlp_cpu.py"):
-        parse_config(train.DEFAULTS, [os.path.join(ROOT, "config", name)])
+    names = sorted(os.listdir(os.path.join(ROOT, "config")))
+    assert {"gpt.py", "gpt_cpu.py", "gpt2_cpu.py", "mlp.py", "mlp_cpu.py"} <= set(names)
+    for name in names:
+        cfg = train.get_config([os.path.join(ROOT, "config", name)])
+        train.model_config(cfg, 513)  # and the model's own checks accept it
+        checkpoint.build_model(cfg["model"], train.model_config(cfg, 513))
+
+
+def test_help_lists_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.get_config(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert all(f"--{key}=" in out for key in train.DEFAULTS)
 
 
 # --- learning rate schedule ----------------------------------------------------
