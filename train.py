@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from checkpoint import (CHECKPOINT_VERSION, MODELS, build_model, file_sha256, load_checkpoint,
                         model_from_checkpoint, save_checkpoint)
-from cli import UserError, parse_config, run_main
+from cli import UserError, atomic_path, parse_config, run_main
 
 # -----------------------------------------------------------------------------
 # every option, with its default; config files and --key=value override these
@@ -422,8 +422,9 @@ def _train(cfg, device, rank, world, master):
             open(os.path.join(out_dir, "metrics.jsonl"), "w").close()
             if os.path.exists(ckpt_path):
                 print(f"note: starting from scratch; {ckpt_path} will be replaced at the first save")
-        for name in ("tokenizer.model", "tokenizer.vocab", "meta.json"):
-            shutil.copyfile(os.path.join(data_dir, name), os.path.join(out_dir, name))
+        for name in ("tokenizer.model", "tokenizer.vocab", "meta.json"):  # so that sample.py needs only out_dir
+            with atomic_path(os.path.join(out_dir, name)) as tmp:
+                shutil.copyfile(os.path.join(data_dir, name), tmp)
         print(json.dumps(cfg, indent=1))
         print(f"{cfg['model']}: {raw_model.num_params() / 1e6:.2f}M parameters, {device} {dtype}"
               f"{', compiled' if use_compile else ''}, {world} process(es), {tokens_per_iter:,} tokens per iteration")
