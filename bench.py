@@ -12,6 +12,7 @@ Prints a table per part and writes bench.json (all parts that ran).
 import csv
 import importlib.resources
 import json
+import multiprocessing
 import os
 import platform
 import resource
@@ -19,6 +20,7 @@ import statistics
 import sys
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
@@ -143,18 +145,25 @@ def time_training(cfg, device, compile_model, warmup=5, iters=20):
         if hasattr(model, "estimate_mfu"):
             row["mfu_pct"] = 100 * model.estimate_mfu(tokens, dt)
     else:
-        row["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # whole process so far
+        row["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this process, all of it
     return row
 
 
+def _time_training_safely(args):
+    try:
+        return time_training(*args)
+    except Exception as e:  # compile needs a working C++ toolchain; report, don't stop
+        return dict(error=f"{type(e).__name__}: {str(e).splitlines()[0][:80]}")
+
+
 def bench_train(device):
+    """Each measurement in a fresh process, so that peak memory is its own and compile caches don't carry over."""
     rows = []
+    spawn = multiprocessing.get_context("spawn")
     for label, cfg in train_configs(device):
         for compile_model in (False, True):
-            try:
-                row = time_training(cfg, device, compile_model)
-            except Exception as e:  # compile needs a working C++ toolchain; report, don't stop
-                row = dict(error=f"{type(e).__name__}: {str(e).splitlines()[0][:80]}")
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                row = pool.submit(_time_training_safely, (cfg, device, compile_model)).result()
             rows.append(dict(config=label, compile=compile_model, **row))
     return rows
 
