@@ -138,7 +138,7 @@ class LanguageModel(nn.Module):
         return self._stream(idx, max_new_tokens, temperature, top_k, top_p, stop_token, generator,
                             prefill, decode_step)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _stream(self, idx, max_new_tokens, temperature, top_k, top_p, stop_token, generator,
                 prefill, decode_step):
         if max_new_tokens == 0:

@@ -113,14 +113,15 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x, rope=None, cache=None):
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        # (B, T, C) -> (B, nh, T, hs): each head attends with its own slice of the channels
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        # (B, T, 3C) -> (3, B, nh, T, hs): each head attends with its own slice of the channels
+        qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        qk, v = qkv[:2], qkv[2]  # q and k go through the same transforms, so they go together
         if self.qk_norm:
             # unit-RMS q and k bound the attention logits, so softmax cannot saturate as weights grow
-            q, k = F.rms_norm(q, q.shape[-1:]), F.rms_norm(k, k.shape[-1:])
+            qk = F.rms_norm(qk, qk.shape[-1:])
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            qk = apply_rope(qk, *rope)
+        q, k = qk.unbind(0)
         if cache is not None:
             k, v = cache.update(self.layer, k, v)  # (B, nh, S, hs): every position so far
         y = self.attend(q, k, v, self.dropout if self.training else 0.0)
