@@ -122,8 +122,9 @@ class LanguageModel(nn.Module):
         A row that has produced stop_token keeps producing it, and the stream ends
         early once every row has. use_cache=False takes the base class's no-cache
         path even where the model has a faster one (for benchmarks and tests).
-        Runs under no_grad; the caller chooses the mode (call model.eval() to turn
-        dropout off).
+        Runs under inference_mode (lighter than no_grad: the yielded tensors are
+        inference tensors, so clone one before training on it); the caller chooses the
+        mode (call model.eval() to turn dropout off).
         """
         if idx.dim() != 2 or idx.size(1) == 0:
             raise ValueError(f"the prompt must be a (B, T) tensor of token ids with T >= 1, got shape {tuple(idx.shape)}")
