@@ -32,7 +32,7 @@ DEFAULTS = dict(
     seed=1337,
     device="auto",
     dtype="auto",  # 'auto' (bfloat16 on a CUDA GPU that has it, else float32), 'float32', 'bfloat16', 'float16'
-    compile=False,  # torch.compile the one-token decoding step; it recompiles a few times as the cache grows, and no gain is measured yet
+    compile=False,  # torch.compile the one-token step (recompiles as the cache grows; no gain measured yet)
 )
 EOT = "<|endoftext|>"
 DIVIDER = "\n" + "-" * 40 + "\n"
