@@ -349,7 +349,12 @@ def train(cfg):
     device, rank, world = setup_device(cfg)
     master = rank == 0
     try:
-        return _train(cfg, device, rank, world, master)
+        result = _train(cfg, device, rank, world, master)
+        if world > 1:
+            # wait for rank 0's last evaluation and files: a rank that tears its connections
+            # down while another still holds them can abort the whole job (seen with gloo)
+            dist.barrier()
+        return result
     finally:
         if world > 1:
             dist.destroy_process_group()
