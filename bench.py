@@ -9,8 +9,6 @@ Benchmarks: figures, not tests. Run on a quiet machine; each figure is a median.
 Prints a table per part and writes bench.json (all parts that ran).
 """
 
-import csv
-import importlib.resources
 import json
 import multiprocessing
 import os
@@ -22,9 +20,9 @@ import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 
-import numpy as np
 import torch
 
+import prepare
 import train
 from checkpoint import build_model
 from cli import UserError, atomic_path, parse_config, run_main
@@ -56,9 +54,8 @@ def print_table(rows):
 # tokenizer
 
 def builtin_corpus():
-    path = importlib.resources.files("hey_bob") / "data" / "lyrics.csv"
-    with path.open(encoding="utf-8", newline="") as f:
-        return "\n".join(row["lyrics"] for row in csv.DictReader(f))
+    songs, _ = prepare.read_builtin()
+    return "\n".join(songs)
 
 
 def corpora():

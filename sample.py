@@ -18,6 +18,7 @@ import torch
 
 from checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
 from cli import UserError, parse_config, run_main
+from lm import check_sampling
 from tokenizer import RegexTokenizer
 from train import pick_device
 
@@ -42,12 +43,12 @@ def get_config(argv):
     cfg = parse_config(DEFAULTS, argv)
     if cfg["max_new_tokens"] < 0:
         raise UserError(f"max_new_tokens must be >= 0, got {cfg['max_new_tokens']}")
-    if not 0 < cfg["top_p"] <= 1:
-        raise UserError(f"top_p must be in (0, 1], got {cfg['top_p']}")
-    if cfg["temperature"] < 0:
-        raise UserError(f"temperature must be >= 0 (0 is greedy), got {cfg['temperature']}")
     if cfg["top_k"] < 0 or cfg["num_samples"] < 1:
         raise UserError("top_k must be >= 0 (0 keeps every token) and num_samples >= 1")
+    try:  # the models' own check of temperature and top_p, before any checkpoint is loaded
+        check_sampling(cfg["temperature"], cfg["top_k"] or None, cfg["top_p"])
+    except ValueError as e:
+        raise UserError(str(e)) from None
     if cfg["dtype"] not in ("auto", "float32", "bfloat16", "float16"):
         raise UserError(f"dtype={cfg['dtype']!r} is not one of 'auto', 'float32', 'bfloat16', 'float16'")
     return cfg
