@@ -168,23 +168,36 @@ def bench_train(device):
 # -----------------------------------------------------------------------------
 # sampling throughput
 
-def bench_sample(device, new_tokens=500, repeats=3):
+def bench_sample(device, new_tokens=500, repeats=5):
+    """Tokens/s for new_tokens tokens with the KV cache and without it (recomputing the whole
+    context each token, as nanoGPT's sample.py does), eager and compiled. The two paths are
+    timed in turns, round after round, so that a noisy machine slows both alike."""
     cfg = config_of("gpt_cpu")
-    torch.manual_seed(0)
-    # random weights sample as fast as trained ones; stop_token=None so every run makes new_tokens
-    model = build_model("gpt", train.model_config(cfg, 513)).to(device).eval()
     rows = []
-    for n in (1, 8):
-        prompt = torch.full((n, 1), 512, dtype=torch.long, device=device)
-        speeds = {}
-        for use_cache in (True, False):
-            def run():
-                for _ in model.generate_stream(prompt, new_tokens, top_k=5, use_cache=use_cache):
-                    pass
-            speeds[use_cache] = n * new_tokens / median_time(run, repeats)
-        rows.append(dict(model=f"gpt_cpu (block {cfg['block_size']})", num_samples=n, new_tokens=new_tokens,
-                         cached_tok_s=speeds[True], uncached_tok_s=speeds[False],
-                         speedup=speeds[True] / speeds[False]))
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        # random weights sample as fast as trained ones; stop_token=None so every run makes new_tokens
+        model = build_model("gpt", train.model_config(cfg, 513)).to(device).eval()
+        if compiled:
+            model.compile_decoding()  # the cached step, as sample.py --compile=True does
+            model.last_logits = torch.compile(model.last_logits, dynamic=True)  # uncached: every length
+        for n in (1, 8):
+            prompt = torch.full((n, 1), 512, dtype=torch.long, device=device)
+            times = {True: [], False: []}
+            for round in range(1 + repeats):  # round 0 warms up (and compiles)
+                for use_cache in times:
+                    t0 = time.perf_counter()
+                    for _ in model.generate_stream(prompt, new_tokens, top_k=5, use_cache=use_cache):
+                        pass
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    if round:
+                        times[use_cache].append(time.perf_counter() - t0)
+            speed = {c: n * new_tokens / statistics.median(t) for c, t in times.items()}
+            rows.append(dict(model=f"gpt_cpu (block {cfg['block_size']})", compiled=compiled, num_samples=n,
+                             new_tokens=new_tokens, cached_tok_s=speed[True], uncached_tok_s=speed[False],
+                             speedup=speed[True] / speed[False]))
+        torch._dynamo.reset()
     return rows
 
 

@@ -70,6 +70,10 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
+    if top_k is not None and top_p is None:  # the common case, in fewer steps: draw among the k directly
+        top = logits.topk(min(top_k, logits.size(-1)), dim=-1)
+        choice = torch.multinomial(top.values.softmax(dim=-1), num_samples=1, generator=generator)
+        return top.indices.gather(-1, choice).squeeze(-1)
     if top_k is not None:
         top = logits.topk(min(top_k, logits.size(-1)), dim=-1)
         logits = torch.full_like(logits, float("-inf")).scatter(-1, top.indices, top.values)
@@ -82,6 +86,12 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
         logits = torch.empty_like(logits).scatter(-1, order, sorted_logits)
     probs = logits.softmax(dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
+
+
+def decoding_compile_args(model):
+    """torch.compile arguments for a decoding step: fixed shapes, and C++ wrapper code on a CPU."""
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    return dict(dynamic=False, options={"cpp_wrapper": True} if on_cpu else None)
 
 
 class LanguageModel(nn.Module):
@@ -101,6 +111,10 @@ class LanguageModel(nn.Module):
         # the fused kernel is one launch for all parameters instead of one per tensor; CUDA only
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type == "cuda")
 
+    def last_logits(self, idx):
+        """idx (B, T) -> the logits (B, V) that follow its last token; a model can skip the rest."""
+        return self(idx)[0][:, -1]
+
     def prefill(self, idx):
         """Run the prompt (B, T); return the last position's logits (B, V) and the decoding state.
 
@@ -108,12 +122,19 @@ class LanguageModel(nn.Module):
         runs forward over all of them again.
         """
         idx = idx[:, -self.config.block_size:]
-        logits, _ = self(idx)
-        return logits[:, -1], idx
+        return self.last_logits(idx), idx
 
     def decode_step(self, token, state):
         """Append token (B,) to the state; return the logits (B, V) that follow it and the new state."""
         return LanguageModel.prefill(self, torch.cat([state, token[:, None]], dim=1))
+
+    def compile_decoding(self):
+        """torch.compile the fixed-shape part of a decoding step (here all of decode_step), once.
+
+        On a CPU the compiled code is driven from C++ (inductor's cpp_wrapper) rather than
+        from Python, which saves most of the per-token overhead of a small model.
+        """
+        self.decode_step = torch.compile(self.decode_step, **decoding_compile_args(self))
 
     def generate_stream(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
                         stop_token=None, generator=None, use_cache=True):

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lm import DictConfig, LanguageModel, check_config, lm_loss
+from lm import DictConfig, LanguageModel, check_config, decoding_compile_args, lm_loss
 
 OPTIONS = {"attention": ("sdpa", "manual"), "pos_emb": ("learned", "rope"),
            "norm": ("layernorm", "rmsnorm"), "mlp_act": ("gelu", "relu2")}
@@ -81,22 +81,21 @@ def apply_rope(x, cos, sin):
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
-def manual_attention(q, k, v, dropout):
-    """softmax(q k^T / sqrt(hs)) v for queries (B, nh, T, hs), the last T of the S key positions."""
+def manual_attention(q, k, v, dropout, mask=None):
+    """softmax(q k^T / sqrt(hs)) v for queries (B, nh, T, hs) over keys and values (B, nh, S, hs).
+    mask (T, S) is True where a query may look; by default query i sees keys 0 .. i (causal)."""
     T, S = q.size(-2), k.size(-2)
     att = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, nh, T, hs) @ (B, nh, hs, S) -> (B, nh, T, S)
-    # query i sits at position S - T + i and may look at keys up to there, not after
-    causal = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(S - T)
-    att = att.masked_fill(~causal, float("-inf")).softmax(dim=-1)
+    if mask is None:
+        mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril()
+    att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
     att = F.dropout(att, dropout)
     return att @ v  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
 
 
-def sdpa_attention(q, k, v, dropout):
+def sdpa_attention(q, k, v, dropout, mask=None):
     """The same through PyTorch's fused kernel (flash attention on a GPU)."""
-    # Several queries only come with an empty cache (training, prefill), where T == S and
-    # is_causal is right; a single decoding query may look at every cached key.
-    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=q.size(-2) > 1)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None)
 
 
 class CausalSelfAttention(nn.Module):
@@ -111,7 +110,7 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_drop = nn.Dropout(config.dropout)
 
-    def forward(self, x, rope=None, cache=None):
+    def forward(self, x, rope=None, cache=None, pos=None):
         B, T, C = x.shape
         # (B, T, 3C) -> (3, B, nh, T, hs): each head attends with its own slice of the channels
         qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
@@ -122,9 +121,13 @@ class CausalSelfAttention(nn.Module):
         if rope is not None:
             qk = apply_rope(qk, *rope)
         q, k = qk.unbind(0)
+        mask = None
         if cache is not None:
-            k, v = cache.update(self.layer, k, v)  # (B, nh, S, hs): every position so far
-        y = self.attend(q, k, v, self.dropout if self.training else 0.0)
+            # store this step's keys and values at their positions pos (T,), then look at the
+            # whole cache (B, nh, S, hs) through a mask: each query sees positions up to its own
+            k, v = cache.update(self.layer, k, v, pos)
+            mask = torch.arange(k.size(2), device=x.device) <= pos[:, None]  # (T, S)
+        y = self.attend(q, k, v, self.dropout if self.training else 0.0, mask)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, nh, T, hs) -> (B, T, C)
         return self.resid_drop(self.c_proj(y))
 
@@ -152,28 +155,31 @@ class Block(nn.Module):
         self.ln_2 = make_norm(config)
         self.mlp = FeedForward(config)
 
-    def forward(self, x, rope=None, cache=None):
-        x = x + self.attn(self.ln_1(x), rope, cache)
+    def forward(self, x, rope=None, cache=None, pos=None):
+        x = x + self.attn(self.ln_1(x), rope, cache, pos)
         return x + self.mlp(self.ln_2(x))
 
 
 class KVCache:
-    """Every layer's keys and values (B, nh, size, hs), filled for positions 0 .. pos - 1."""
+    """Every layer's keys and values (B, nh, size, hs) for positions 0 .. size - 1.
+
+    Always the full size, so that a decoding step has the same shapes at every position
+    (torch.compile compiles it once); attention masks out the positions not yet filled.
+    """
 
     def __init__(self, n_layer, size):
         self.size = size
-        self.pos = 0  # the model advances it once all layers have stored a step
         self.k, self.v = [None] * n_layer, [None] * n_layer
 
-    def update(self, layer, k, v):
-        """Store k, v (B, nh, T, hs) at positions pos .. pos + T - 1; return all so far (B, nh, pos + T, hs)."""
-        if self.k[layer] is None:  # allocated on first use, in whatever dtype autocast gives k and v
+    def update(self, layer, k, v, pos):
+        """Store k, v (B, nh, T, hs) at positions pos (T,); return the whole cache (B, nh, size, hs)."""
+        if self.k[layer] is None:  # allocated on first use, in whatever dtype k and v come in
+            # zeros, not empty: a masked-out position gets weight 0, and 0 * NaN would be NaN
             shape = (*k.shape[:2], self.size, k.size(-1))
-            self.k[layer], self.v[layer] = k.new_empty(shape), v.new_empty(shape)
-        end = self.pos + k.size(2)
-        self.k[layer][:, :, self.pos:end] = k
-        self.v[layer][:, :, self.pos:end] = v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+            self.k[layer], self.v[layer] = k.new_zeros(shape), v.new_zeros(shape)
+        self.k[layer].index_copy_(2, pos, k)
+        self.v[layer].index_copy_(2, pos, v)
+        return self.k[layer], self.v[layer]
 
 
 class GPT(LanguageModel):
@@ -212,19 +218,18 @@ class GPT(LanguageModel):
                 else:
                     nn.init.normal_(p, std=0.02 / math.sqrt(2 * self.config.n_layer))
 
-    def hidden(self, idx, cache=None):
-        """Token ids (B, T) -> final hidden states (B, T, C); with a cache they follow its pos tokens."""
-        start = 0 if cache is None else cache.pos
-        pos = torch.arange(start, start + idx.size(1), device=idx.device)
+    def hidden(self, idx, cache=None, pos=None):
+        """Token ids (B, T) at positions pos (T,) (by default 0 .. T - 1) -> final hidden states
+        (B, T, C). With a cache, the tokens also see the keys and values stored before them."""
+        if pos is None:
+            pos = torch.arange(idx.size(1), device=idx.device)
         x = self.wte(idx)  # (B, T) -> (B, T, C)
         if self.wpe is not None:
             x = x + self.wpe(pos)
         rope = None if self.wpe is not None else (self.rope_cos[pos], self.rope_sin[pos])
         x = self.drop(x)
         for block in self.blocks:
-            x = block(x, rope, cache)
-        if cache is not None:
-            cache.pos += idx.size(1)
+            x = block(x, rope, cache, pos)
         return self.ln_f(x)
 
     def head(self, x):
@@ -239,21 +244,38 @@ class GPT(LanguageModel):
         logits = self.head(self.hidden(idx))
         return logits, None if targets is None else lm_loss(logits, targets)
 
+    def last_logits(self, idx):
+        """Only the last position through the head, as nanoGPT does when it samples without a cache."""
+        return self.head(self.hidden(idx)[:, -1])
+
+    def forward_cached(self, idx, pos, cache):
+        """Tokens idx (B, T) at positions pos (T,) -> the last one's logits (B, vocab_size), with
+        their keys and values stored in the cache. What sample.py's compile=True compiles."""
+        return self.head(self.hidden(idx, cache, pos)[:, -1])
+
+    def compile_decoding(self):
+        """Compile forward_cached: with the cache at its full size, a decoding step has the same
+        shapes at every position, so it compiles once (and once more for each prefill length)."""
+        self.forward_cached = torch.compile(self.forward_cached, **decoding_compile_args(self))
+
     def prefill(self, idx):
         """Run the prompt's last block_size tokens into a fresh KV cache; the state is (cache, those tokens)."""
         idx = idx[:, -self.config.block_size:]
         cache = KVCache(self.config.n_layer, self.config.block_size)
-        return self.head(self.hidden(idx, cache)[:, -1]), (cache, idx)
+        pos = torch.arange(idx.size(1), device=idx.device)
+        return self.forward_cached(idx, pos, cache), (cache, idx)
 
     def decode_step(self, token, state):
-        cache, tokens = state
-        tokens = torch.cat([tokens, token[:, None]], dim=1)  # the cached tokens, then this one
-        if cache.pos == self.config.block_size:
+        cache, tokens = state  # tokens (B, n): the n positions in the cache
+        n = tokens.size(1)
+        tokens = torch.cat([tokens, token[:, None]], dim=1)
+        if n == self.config.block_size:
             # Full. Sliding the window by one token would change every cached position (and what
             # it saw), so each step would cost a full forward pass. Instead restart from the last
             # half: one prefill buys block_size // 2 cheap steps, but the context drops to half.
             return self.prefill(tokens[:, -max(1, self.config.block_size // 2):])
-        return self.head(self.hidden(token[:, None], cache)[:, -1]), (cache, tokens)
+        pos = torch.full((1,), n, device=token.device)  # a tensor: one compiled step serves every position
+        return self.forward_cached(token[:, None], pos, cache), (cache, tokens)
 
     def crop_block_size(self, block_size):
         """Shrink the context to block_size tokens (e.g. to sample or fine-tune with less)."""

@@ -284,6 +284,41 @@ def test_generation_runs_past_block_size(name, use_cache):
     assert 0 <= out.min() and out.max() < V
 
 
+def test_cache_keeps_its_full_size_and_unfilled_positions_at_zero():
+    """Fixed shapes at every step (so a compiled step compiles once); zeros, since 0 * NaN would leak
+    through the mask if the unfilled positions held garbage."""
+    model = scrambled(tiny_gpt())
+    _, (cache, _) = model.prefill(tokens(2, 3))
+    assert cache.k[0].shape == (2, model.config.n_head, model.config.block_size, model.config.head_size)
+    assert not cache.k[0][:, :, 3:].any() and not cache.v[0][:, :, 3:].any()
+    assert cache.k[0][:, :, :3].abs().min() > 0
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_compiled_decoding_matches_eager(name):
+    """compile_decoding (sample.py's compile=True) gives the eager logits, past block_size (so through
+    the GPT's cache restarts too), and compiles each shape once rather than once per position."""
+    torch._dynamo.reset()
+    model = scrambled(MODELS[name]())
+    bs = model.config.block_size
+    seq = tokens(2, 2 * bs + 3, seed=5)
+
+    def logits_along(seq):
+        logits, state = model.prefill(seq[:, :3])
+        out = [logits]
+        for t in range(3, seq.size(1)):
+            logits, state = model.decode_step(seq[:, t], state)
+            out.append(logits)
+        return torch.stack(out)
+
+    eager = logits_along(seq)
+    model.compile_decoding()
+    with torch._dynamo.config.patch(recompile_limit=4, fail_on_recompile_limit_hit=True):
+        torch.testing.assert_close(logits_along(seq), eager, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(logits_along(seq), eager, atol=1e-5, rtol=1e-5)  # no new compile needed
+    torch._dynamo.reset()
+
+
 def test_generation_leaves_grad_mode_to_the_caller():
     model = tiny_gpt().train()
     for token in model.generate_stream(tokens(1, 3), 3):

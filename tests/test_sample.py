@@ -49,6 +49,13 @@ def test_top_k_1_is_greedy(out_dir):
     assert greedy == top1
 
 
+def test_compile_gives_the_same_songs(out_dir):
+    torch._dynamo.reset()
+    args = ["--seed=3", "--max_new_tokens=40", "--num_samples=2"]  # past block_size
+    assert sample_texts(out_dir, *args, "--compile=True") == sample_texts(out_dir, *args)
+    torch._dynamo.reset()
+
+
 def test_prompt_from_a_file(out_dir, tmp_path):
     (tmp_path / "prompt.txt").write_text("Hey Mr\n", encoding="utf-8")
     texts = sample_texts(out_dir, f"--start=FILE:{tmp_path / 'prompt.txt'}", "--max_new_tokens=10", "--num_samples=2")
