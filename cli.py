@@ -116,6 +116,13 @@ def run_main(main):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as e:
+        if not type(e).__module__.startswith(("torch._dynamo", "torch._inductor")):
+            raise
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        print(f"error: torch.compile failed ({first}); it needs a working C++ compiler on a CPU "
+              f"(Triton on a GPU): install one or run again with --compile=False", file=sys.stderr)
+        sys.exit(1)
 
 
 @contextmanager

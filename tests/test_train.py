@@ -11,7 +11,7 @@ import torch
 import checkpoint
 import prepare
 import train
-from cli import UserError, parse_config
+from cli import UserError, parse_config, run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_GPT = ["--model=gpt", "--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=16", "--batch_size=4",
@@ -83,6 +83,22 @@ def test_help_lists_every_option(capsys):
 
 
 # --- learning rate schedule ----------------------------------------------------
+
+def test_a_failed_compile_ends_in_one_sentence(capsys):
+    """run_main turns torch.compile's errors (no C++ compiler, say) into advice; other errors stay tracebacks."""
+    InductorError = type("InductorError", (RuntimeError,), {"__module__": "torch._inductor.exc"})
+
+    def failing_compile():
+        raise InductorError("CppCompileError: C++ compile error\nlots of compiler output")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(failing_compile)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "CppCompileError: C++ compile error" in err and "--compile=False" in err
+    with pytest.raises(ZeroDivisionError):
+        run_main(lambda: 1 / 0)
+
 
 def test_lr_schedule():
     cfg = dict(train.DEFAULTS, learning_rate=1.0, min_lr=0.1, warmup_iters=10, lr_decay_iters=110)
