@@ -42,8 +42,8 @@ def median_time(fn, repeats):
 
 
 def print_table(rows):
-    keys = list(rows[0])
-    cells = [[f"{r[k]:,.3g}" if isinstance(r[k], float) else str(r[k]) for k in keys] for r in rows]
+    keys = list(dict.fromkeys(k for r in rows for k in r))  # an error row has other keys
+    cells = [[f"{r[k]:,.3g}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys] for r in rows]
     widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
     print("  ".join(k.ljust(w) for k, w in zip(keys, widths)))
     for c in cells:
@@ -168,10 +168,25 @@ def bench_train(device):
 # -----------------------------------------------------------------------------
 # sampling throughput
 
+def time_sampling(model, prompt, new_tokens, repeats):
+    """Median seconds to generate new_tokens with the cache and without, timed in turns, round after
+    round, so that a noisy machine slows both alike; round 0 warms up (and compiles)."""
+    times = {True: [], False: []}
+    for r in range(1 + repeats):
+        for use_cache in times:
+            t0 = time.perf_counter()
+            for _ in model.generate_stream(prompt, new_tokens, top_k=5, use_cache=use_cache):
+                pass
+            if prompt.device.type == "cuda":
+                torch.cuda.synchronize()
+            if r:
+                times[use_cache].append(time.perf_counter() - t0)
+    return {use_cache: statistics.median(t) for use_cache, t in times.items()}
+
+
 def bench_sample(device, new_tokens=500, repeats=5):
     """Tokens/s for new_tokens tokens with the KV cache and without it (recomputing the whole
-    context each token, as nanoGPT's sample.py does), eager and compiled. The two paths are
-    timed in turns, round after round, so that a noisy machine slows both alike."""
+    context each token, as nanoGPT's sample.py does), eager and compiled."""
     cfg = config_of("gpt_cpu")
     rows = []
     for compiled in (False, True):
@@ -182,20 +197,16 @@ def bench_sample(device, new_tokens=500, repeats=5):
             model.compile_decoding()  # the cached step, as sample.py --compile=True does
             model.last_logits = torch.compile(model.last_logits, dynamic=True)  # uncached: every length
         for n in (1, 8):
+            row = dict(model=f"gpt_cpu (block {cfg['block_size']})", compiled=compiled, num_samples=n,
+                       new_tokens=new_tokens)
             prompt = torch.full((n, 1), 512, dtype=torch.long, device=device)
-            times = {True: [], False: []}
-            for round in range(1 + repeats):  # round 0 warms up (and compiles)
-                for use_cache in times:
-                    t0 = time.perf_counter()
-                    for _ in model.generate_stream(prompt, new_tokens, top_k=5, use_cache=use_cache):
-                        pass
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                    if round:
-                        times[use_cache].append(time.perf_counter() - t0)
-            speed = {c: n * new_tokens / statistics.median(t) for c, t in times.items()}
-            rows.append(dict(model=f"gpt_cpu (block {cfg['block_size']})", compiled=compiled, num_samples=n,
-                             new_tokens=new_tokens, cached_tok_s=speed[True], uncached_tok_s=speed[False],
+            try:
+                seconds = time_sampling(model, prompt, new_tokens, repeats)
+            except Exception as e:  # compile needs a working C++ toolchain; report, don't stop
+                rows.append(dict(row, error=f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:80]}"))
+                continue
+            speed = {use_cache: n * new_tokens / s for use_cache, s in seconds.items()}
+            rows.append(dict(row, cached_tok_s=speed[True], uncached_tok_s=speed[False],
                              speedup=speed[True] / speed[False]))
         torch._dynamo.reset()
     return rows

@@ -117,11 +117,15 @@ def run_main(main):
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as e:
-        if not type(e).__module__.startswith(("torch._dynamo", "torch._inductor")):
+        # torch.compile's backend (inductor) could not build the code: most often no C++ compiler
+        # (CPU) or no Triton (GPU). Other errors, compile's included, keep their traceback.
+        if not any(c.__name__ == "BackendCompilerFailed" and c.__module__ == "torch._dynamo.exc"
+                   for c in type(e).__mro__):
             raise
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        print(f"error: torch.compile failed ({first}); it needs a working C++ compiler on a CPU "
-              f"(Triton on a GPU): install one or run again with --compile=False", file=sys.stderr)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        print(f"error: torch.compile could not build the code ({first}); it needs a working C++ "
+              f"compiler on a CPU and Triton on a GPU: install them or run again with --compile=False",
+              file=sys.stderr)
         sys.exit(1)
 
 

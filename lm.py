@@ -70,7 +70,7 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
-    if top_k is not None and top_p is None:  # the common case, in fewer steps: draw among the k directly
+    if top_k is not None and (top_p is None or top_p >= 1):  # the common case, in fewer steps: draw among the k
         top = logits.topk(min(top_k, logits.size(-1)), dim=-1)
         choice = torch.multinomial(top.values.softmax(dim=-1), num_samples=1, generator=generator)
         return top.indices.gather(-1, choice).squeeze(-1)
@@ -88,10 +88,10 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
 
 
-def decoding_compile_args(model):
-    """torch.compile arguments for a decoding step: fixed shapes, and C++ wrapper code on a CPU."""
+def decoding_compile_args(model, dynamic=False):
+    """torch.compile arguments for a decoding step: C++ wrapper code on a CPU."""
     on_cpu = next(model.parameters()).device.type == "cpu"
-    return dict(dynamic=False, options={"cpp_wrapper": True} if on_cpu else None)
+    return dict(dynamic=dynamic, options={"cpp_wrapper": True} if on_cpu else None)
 
 
 class LanguageModel(nn.Module):
@@ -129,12 +129,12 @@ class LanguageModel(nn.Module):
         return LanguageModel.prefill(self, torch.cat([state, token[:, None]], dim=1))
 
     def compile_decoding(self):
-        """torch.compile the fixed-shape part of a decoding step (here all of decode_step), once.
-
-        On a CPU the compiled code is driven from C++ (inductor's cpp_wrapper) rather than
-        from Python, which saves most of the per-token overhead of a small model.
+        """torch.compile decode_step. The default one's state grows by a token a step, so it is
+        compiled for dynamic shapes; a model whose step has fixed shapes compiles it with
+        dynamic=False. On a CPU the compiled code is driven from C++ (inductor's cpp_wrapper)
+        rather than from Python, which saves most of the per-token overhead of a small model.
         """
-        self.decode_step = torch.compile(self.decode_step, **decoding_compile_args(self))
+        self.decode_step = torch.compile(self.decode_step, **decoding_compile_args(self, dynamic=None))
 
     def generate_stream(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
                         stop_token=None, generator=None, use_cache=True):

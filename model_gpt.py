@@ -110,7 +110,7 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_drop = nn.Dropout(config.dropout)
 
-    def forward(self, x, rope=None, cache=None, pos=None):
+    def forward(self, x, rope=None, cache=None, pos=None, mask=None):
         B, T, C = x.shape
         # (B, T, 3C) -> (3, B, nh, T, hs): each head attends with its own slice of the channels
         qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
@@ -121,12 +121,10 @@ class CausalSelfAttention(nn.Module):
         if rope is not None:
             qk = apply_rope(qk, *rope)
         q, k = qk.unbind(0)
-        mask = None
         if cache is not None:
-            # store this step's keys and values at their positions pos (T,), then look at the
-            # whole cache (B, nh, S, hs) through a mask: each query sees positions up to its own
-            k, v = cache.update(self.layer, k, v, pos)
-            mask = torch.arange(k.size(2), device=x.device) <= pos[:, None]  # (T, S)
+            k, v = cache.update(self.layer, k, v, pos)  # (B, nh, S, hs): the whole cache
+            if mask is None:  # a prefill: the fresh cache holds just these T positions
+                k, v = k[:, :, :T], v[:, :, :T]
         y = self.attend(q, k, v, self.dropout if self.training else 0.0, mask)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, nh, T, hs) -> (B, T, C)
         return self.resid_drop(self.c_proj(y))
@@ -155,8 +153,8 @@ class Block(nn.Module):
         self.ln_2 = make_norm(config)
         self.mlp = FeedForward(config)
 
-    def forward(self, x, rope=None, cache=None, pos=None):
-        x = x + self.attn(self.ln_1(x), rope, cache, pos)
+    def forward(self, x, rope=None, cache=None, pos=None, mask=None):
+        x = x + self.attn(self.ln_1(x), rope, cache, pos, mask)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -173,8 +171,9 @@ class KVCache:
 
     def update(self, layer, k, v, pos):
         """Store k, v (B, nh, T, hs) at positions pos (T,); return the whole cache (B, nh, size, hs)."""
-        if self.k[layer] is None:  # allocated on first use, in whatever dtype k and v come in
-            # zeros, not empty: a masked-out position gets weight 0, and 0 * NaN would be NaN
+        if self.k[layer] is None:  # allocated on first use, in the dtype k and v come in (keep it)
+            # zeros, not empty: garbage could hold NaN, and a masked-out NaN still spreads
+            # (NaN - inf in the scores, 0 * NaN in the weighted sum)
             shape = (*k.shape[:2], self.size, k.size(-1))
             self.k[layer], self.v[layer] = k.new_zeros(shape), v.new_zeros(shape)
         self.k[layer].index_copy_(2, pos, k)
@@ -220,32 +219,42 @@ class GPT(LanguageModel):
 
     def hidden(self, idx, cache=None, pos=None):
         """Token ids (B, T) at positions pos (T,) (by default 0 .. T - 1) -> final hidden states
-        (B, T, C). With a cache, the tokens also see the keys and values stored before them."""
+        (B, T, C). With a cache: either a prefill, T tokens at 0 .. T - 1 into a fresh cache, or
+        a step, one token at position pos that also sees the keys and values stored before it."""
         if pos is None:
             pos = torch.arange(idx.size(1), device=idx.device)
+        mask = None  # causal attention over the T tokens themselves
+        if cache is not None and idx.size(1) == 1:
+            # the step looks at the whole cache, whatever the position (so its shapes never
+            # change), through a mask that hides the positions after its own
+            mask = torch.arange(cache.size, device=idx.device) <= pos[:, None]  # (1, S)
         x = self.wte(idx)  # (B, T) -> (B, T, C)
         if self.wpe is not None:
             x = x + self.wpe(pos)
         rope = None if self.wpe is not None else (self.rope_cos[pos], self.rope_sin[pos])
         x = self.drop(x)
         for block in self.blocks:
-            x = block(x, rope, cache, pos)
+            x = block(x, rope, cache, pos, mask)
         return self.ln_f(x)
 
     def head(self, x):
         """(..., C) -> (..., vocab_size): the padding columns are cut, so never sampled nor in the loss."""
         return self.lm_head(x)[..., :self.config.vocab_size]
 
-    def forward(self, idx, targets=None):
-        """idx (B, T) -> logits (B, T, vocab_size) and the loss if targets (B, T) are given."""
+    def check_length(self, idx):
         if idx.size(1) > self.config.block_size:
             raise ValueError(f"the sequence has {idx.size(1)} tokens but block_size is {self.config.block_size}; "
                              f"pass at most the last {self.config.block_size}")
+
+    def forward(self, idx, targets=None):
+        """idx (B, T) -> logits (B, T, vocab_size) and the loss if targets (B, T) are given."""
+        self.check_length(idx)
         logits = self.head(self.hidden(idx))
         return logits, None if targets is None else lm_loss(logits, targets)
 
     def last_logits(self, idx):
         """Only the last position through the head, as nanoGPT does when it samples without a cache."""
+        self.check_length(idx)
         return self.head(self.hidden(idx)[:, -1])
 
     def forward_cached(self, idx, pos, cache):

@@ -313,10 +313,28 @@ def test_compiled_decoding_matches_eager(name):
 
     eager = logits_along(seq)
     model.compile_decoding()
-    with torch._dynamo.config.patch(recompile_limit=4, fail_on_recompile_limit_hit=True):
-        torch.testing.assert_close(logits_along(seq), eager, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(logits_along(seq), eager, atol=1e-5, rtol=1e-5)  # no new compile needed
+    graphs = torch._dynamo.utils.counters["stats"]
+    before = graphs["unique_graphs"]
+    torch.testing.assert_close(logits_along(seq), eager, atol=1e-5, rtol=1e-5)
+    compiled = graphs["unique_graphs"] - before
+    # the GPT: prompt (3 tokens), step (1), restart (block_size // 2); the MLP: its step
+    assert compiled == {"gpt": 3, "mlp": 1}[name]
+    torch.testing.assert_close(logits_along(seq), eager, atol=1e-5, rtol=1e-5)
+    assert graphs["unique_graphs"] - before == compiled  # the second pass reuses them all
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "manual"])
+def test_cached_decode_in_bfloat16(attention):
+    """The cache takes the dtype of the keys and values it gets; the mask works in bf16 too."""
+    model = scrambled(tiny_gpt(attention=attention)).to(torch.bfloat16)
+    seq = tokens(2, model.config.block_size, seed=3)
+    full = model(seq)[0].float()
+    logits, state = model.prefill(seq[:, :3])
+    for t in range(3, seq.size(1)):
+        logits, state = model.decode_step(seq[:, t], state)
+        assert logits.dtype == torch.bfloat16 and state[0].k[0].dtype == torch.bfloat16
+        torch.testing.assert_close(logits.float(), full[:, t], atol=0.05, rtol=0.05)
 
 
 def test_generation_leaves_grad_mode_to_the_caller():
@@ -332,6 +350,15 @@ def test_top_k_never_samples_outside_the_k_most_likely():
     logits = torch.randn(1, 50, generator=torch.Generator().manual_seed(0)).expand(2000, 50)
     samples = sample_next(logits, top_k=5, generator=torch.Generator().manual_seed(1))
     assert set(samples.tolist()) == set(logits[0].topk(5).indices.tolist())
+
+
+@pytest.mark.parametrize("top_p", [None, 1.0])
+def test_top_k_draws_with_the_renormalised_probabilities(top_p):
+    logits = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0, -3.0]]).expand(20000, 6)
+    samples = sample_next(logits, temperature=0.8, top_k=3, top_p=top_p, generator=torch.Generator().manual_seed(0))
+    expected = torch.zeros(6)
+    expected[:3] = (logits[0, :3] / 0.8).softmax(-1)
+    torch.testing.assert_close(torch.bincount(samples, minlength=6) / 20000, expected, atol=0.01, rtol=0)
 
 
 def test_top_k_larger_than_the_vocabulary_is_clamped():

@@ -85,19 +85,21 @@ def test_help_lists_every_option(capsys):
 # --- learning rate schedule ----------------------------------------------------
 
 def test_a_failed_compile_ends_in_one_sentence(capsys):
-    """run_main turns torch.compile's errors (no C++ compiler, say) into advice; other errors stay tracebacks."""
-    InductorError = type("InductorError", (RuntimeError,), {"__module__": "torch._inductor.exc"})
+    """run_main turns a failed compile backend (no C++ compiler, say) into advice; other errors stay tracebacks."""
+    from torch._inductor.exc import InductorError
 
     def failing_compile():
-        raise InductorError("CppCompileError: C++ compile error\nlots of compiler output")
+        raise InductorError(RuntimeError("C++ compile error\nlots of compiler output"), None)
 
     with pytest.raises(SystemExit) as exit_info:
         run_main(failing_compile)
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "CppCompileError: C++ compile error" in err and "--compile=False" in err
+    assert err.count("\n") == 1 and "RuntimeError: C++ compile error" in err and "--compile=False" in err
     with pytest.raises(ZeroDivisionError):
         run_main(lambda: 1 / 0)
+    with pytest.raises(torch._dynamo.exc.Unsupported):  # a tracing problem is not a missing compiler
+        run_main(lambda: torch.compile(lambda x: torch._dynamo.graph_break() or x, fullgraph=True)(torch.ones(1)))
 
 
 def test_lr_schedule():
