@@ -7,6 +7,7 @@ block_size = 256
 n_layer = 6
 n_head = 6
 n_embd = 384
+pos_emb = "rope"  # the one change that helped config/gpt_cpu.py (docs/experiments.md); unmeasured here
 dropout = 0.2
 batch_size = 64
 max_iters = 5000
