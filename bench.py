@@ -25,7 +25,7 @@ import torch
 import prepare
 import train
 from checkpoint import build_model
-from cli import UserError, atomic_path, parse_config, run_main
+from cli import UserError, atomic_path, first_line, parse_config, run_main
 from tokenizer import RegexTokenizer
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -150,7 +150,7 @@ def _time_training_safely(args):
     try:
         return time_training(*args)
     except Exception as e:  # compile needs a working C++ toolchain; report, don't stop
-        return dict(error=f"{type(e).__name__}: {str(e).splitlines()[0][:80]}")
+        return dict(error=f"{type(e).__name__}: {first_line(e, 80)}")
 
 
 def bench_train(device):
@@ -203,7 +203,7 @@ def bench_sample(device, new_tokens=500, repeats=5):
             try:
                 seconds = time_sampling(model, prompt, new_tokens, repeats)
             except Exception as e:  # compile needs a working C++ toolchain; report, don't stop
-                rows.append(dict(row, error=f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:80]}"))
+                rows.append(dict(row, error=f"{type(e).__name__}: {first_line(e, 80)}"))
                 continue
             speed = {use_cache: n * new_tokens / s for use_cache, s in seconds.items()}
             rows.append(dict(row, cached_tok_s=speed[True], uncached_tok_s=speed[False],

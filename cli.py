@@ -106,6 +106,11 @@ def parse_config(defaults, argv):
     return cfg
 
 
+def first_line(e, limit=200):
+    """The first line of an exception's message (its class name if it has none), cut to limit."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:limit]
+
+
 def run_main(main):
     """Run a script's main(); a UserError or Ctrl-C ends in one line and a non-zero exit."""
     try:
@@ -122,8 +127,7 @@ def run_main(main):
         if not any(c.__name__ == "BackendCompilerFailed" and c.__module__ == "torch._dynamo.exc"
                    for c in type(e).__mro__):
             raise
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        print(f"error: torch.compile could not build the code ({first}); it needs a working C++ "
+        print(f"error: torch.compile could not build the code ({first_line(e)}); it needs a working C++ "
               f"compiler on a CPU and Triton on a GPU: install them or run again with --compile=False",
               file=sys.stderr)
         sys.exit(1)

@@ -70,12 +70,11 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
-    if top_k is not None and (top_p is None or top_p >= 1):  # the common case, in fewer steps: draw among the k
-        top = logits.topk(min(top_k, logits.size(-1)), dim=-1)
-        choice = torch.multinomial(top.values.softmax(dim=-1), num_samples=1, generator=generator)
-        return top.indices.gather(-1, choice).squeeze(-1)
     if top_k is not None:
         top = logits.topk(min(top_k, logits.size(-1)), dim=-1)
+        if top_p is None or top_p >= 1:  # the common case, in fewer steps: draw among the k directly
+            choice = torch.multinomial(top.values.softmax(dim=-1), num_samples=1, generator=generator)
+            return top.indices.gather(-1, choice).squeeze(-1)
         logits = torch.full_like(logits, float("-inf")).scatter(-1, top.indices, top.values)
     if top_p is not None and top_p < 1:
         sorted_logits, order = logits.sort(dim=-1, descending=True)
@@ -88,7 +87,7 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
 
 
-def decoding_compile_args(model, dynamic=False):
+def decoding_compile_args(model, dynamic):
     """torch.compile arguments for a decoding step: C++ wrapper code on a CPU."""
     on_cpu = next(model.parameters()).device.type == "cpu"
     return dict(dynamic=dynamic, options={"cpp_wrapper": True} if on_cpu else None)
@@ -129,10 +128,11 @@ class LanguageModel(nn.Module):
         return LanguageModel.prefill(self, torch.cat([state, token[:, None]], dim=1))
 
     def compile_decoding(self):
-        """torch.compile decode_step. The default one's state grows by a token a step, so it is
-        compiled for dynamic shapes; a model whose step has fixed shapes compiles it with
-        dynamic=False. On a CPU the compiled code is driven from C++ (inductor's cpp_wrapper)
-        rather than from Python, which saves most of the per-token overhead of a small model.
+        """torch.compile decode_step, with torch's default for shapes: a step whose shapes never
+        change (the MLP's window) compiles once; the default step's state grows by a token a
+        step, so after its second shape it is recompiled for dynamic ones. On a CPU the compiled
+        code is driven from C++ (inductor's cpp_wrapper) rather than from Python, which saves
+        most of the per-token overhead of a small model.
         """
         self.decode_step = torch.compile(self.decode_step, **decoding_compile_args(self, dynamic=None))
 

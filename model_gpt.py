@@ -265,7 +265,7 @@ class GPT(LanguageModel):
     def compile_decoding(self):
         """Compile forward_cached: with the cache at its full size, a decoding step has the same
         shapes at every position, so it compiles once (and once more for each prefill length)."""
-        self.forward_cached = torch.compile(self.forward_cached, **decoding_compile_args(self))
+        self.forward_cached = torch.compile(self.forward_cached, **decoding_compile_args(self, dynamic=False))
 
     def prefill(self, idx):
         """Run the prompt's last block_size tokens into a fresh KV cache; the state is (cache, those tokens)."""

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lm import DictConfig, LanguageModel, check_config, decoding_compile_args, lm_loss
+from lm import DictConfig, LanguageModel, check_config, lm_loss
 
 
 @dataclass
@@ -79,10 +79,6 @@ class MLP(LanguageModel):
         # contiguous like the windows decode_step makes, so that a compiled step fits them all
         window = self.windows(idx[:, -self.config.block_size:])[:, -1].contiguous()  # (B, block_size)
         return self.head(self.wte(window).flatten(1)), window
-
-    def compile_decoding(self):
-        """The window has the same shape at every step, so the step compiles once."""
-        self.decode_step = torch.compile(self.decode_step, **decoding_compile_args(self))
 
     def decode_step(self, token, window):
         window = torch.cat([window[:, 1:], token[:, None]], dim=1)  # slide the window by one token

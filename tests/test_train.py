@@ -82,8 +82,6 @@ def test_help_lists_every_option(capsys):
     assert all(f"--{key}=" in out for key in train.DEFAULTS)
 
 
-# --- learning rate schedule ----------------------------------------------------
-
 def test_a_failed_compile_ends_in_one_sentence(capsys):
     """run_main turns a failed compile backend (no C++ compiler, say) into advice; other errors stay tracebacks."""
     from torch._inductor.exc import InductorError
@@ -101,6 +99,8 @@ def test_a_failed_compile_ends_in_one_sentence(capsys):
     with pytest.raises(torch._dynamo.exc.Unsupported):  # a tracing problem is not a missing compiler
         run_main(lambda: torch.compile(lambda x: torch._dynamo.graph_break() or x, fullgraph=True)(torch.ones(1)))
 
+
+# --- learning rate schedule ----------------------------------------------------
 
 def test_lr_schedule():
     cfg = dict(train.DEFAULTS, learning_rate=1.0, min_lr=0.1, warmup_iters=10, lr_decay_iters=110)
