@@ -76,8 +76,9 @@ class MLP(LanguageModel):
     # one position instead of the T positions forward would.
 
     def prefill(self, idx):
-        # contiguous like the windows decode_step makes, so that a compiled step fits them all
-        window = self.windows(idx[:, -self.config.block_size:])[:, -1].contiguous()  # (B, block_size)
+        # a fresh copy, laid out like the windows decode_step makes, so that a compiled step fits
+        # them all (.contiguous() would keep the view's row stride when there is one row)
+        window = self.windows(idx[:, -self.config.block_size:])[:, -1].clone(memory_format=torch.contiguous_format)
         return self.head(self.wte(window).flatten(1)), window
 
     def decode_step(self, token, window):

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lm import LanguageModel, sample_next
+from lm import LanguageModel, decoding_compile_args, sample_next
 from model_gpt import GPT, GPTConfig
 from model_mlp import MLP, MLPConfig
 
@@ -294,14 +294,22 @@ def test_cache_keeps_its_full_size_and_unfilled_positions_at_zero():
     assert cache.k[0][:, :, :3].abs().min() > 0
 
 
+@pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("name", MODELS)
-def test_compiled_decoding_matches_eager(name):
+def test_compiled_decoding_matches_eager(name, batch):
     """compile_decoding (sample.py's compile=True) gives the eager logits, past block_size (so through
-    the GPT's cache restarts too), and compiles each shape once rather than once per position."""
+    the GPT's cache restarts too), and compiles each shape once rather than once per position.
+    For one sequence on a CPU the one-row matmuls become inductor's own loops, not BLAS calls."""
     torch._dynamo.reset()
     model = scrambled(MODELS[name]())
     bs = model.config.block_size
-    seq = tokens(2, 2 * bs + 3, seed=5)
+    seq = tokens(batch, 2 * bs + 3, seed=5)
+
+    def decomposed():  # matmuls without and with a bias done as inductor's loops so far
+        inductor = torch._dynamo.utils.counters["inductor"]
+        return inductor["decompose_mm"] + inductor["decompose_addmm"]
+
+    before_decomposed = decomposed()
 
     def logits_along(seq):
         logits, state = model.prefill(seq[:, :3])
@@ -321,6 +329,8 @@ def test_compiled_decoding_matches_eager(name):
     assert compiled == {"gpt": 3, "mlp": 1}[name]
     torch.testing.assert_close(logits_along(seq), eager, atol=1e-5, rtol=1e-5)
     assert graphs["unique_graphs"] - before == compiled  # the second pass reuses them all
+    if "post_grad_fusion_options" in decoding_compile_args(model, dynamic=None)["options"]:
+        assert (decomposed() > before_decomposed) == (batch == 1)
     torch._dynamo.reset()
 
 
