@@ -90,8 +90,8 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
 def decoding_compile_args(model, dynamic):
     """torch.compile arguments for a decoding step. On a CPU: C++ wrapper code, and a step of one
     sequence does its one-row matmuls (vector times matrix) in inductor's own loops, fused with
-    the layer norms and activations around them, instead of calling BLAS for each (about 1.6x
-    faster per token for gpt_cpu; a batch of several rows still calls BLAS)."""
+    the layer norms and activations around them, instead of calling BLAS for each (a gpt_cpu
+    step: 0.18 against 0.26 ms; a batch of several rows still calls BLAS)."""
     if next(model.parameters()).device.type != "cpu":
         return dict(dynamic=dynamic)
     options = {"cpp_wrapper": True}
