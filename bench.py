@@ -26,6 +26,7 @@ import prepare
 import train
 from checkpoint import build_model
 from cli import UserError, atomic_path, first_line, parse_config, run_main
+from lm import decoding_compile_args
 from tokenizer import RegexTokenizer
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -195,7 +196,8 @@ def bench_sample(device, new_tokens=500, repeats=5):
         model = build_model("gpt", train.model_config(cfg, 513)).to(device).eval()
         if compiled:
             model.compile_decoding()  # the cached step, as sample.py --compile=True does
-            model.last_logits = torch.compile(model.last_logits, dynamic=True)  # uncached: every length
+            # uncached: the same options, for every length (C++ wrapper code makes it ~5% faster on a CPU)
+            model.last_logits = torch.compile(model.last_logits, **decoding_compile_args(model, dynamic=True))
         for n in (1, 8):
             row = dict(model=f"gpt_cpu (block {cfg['block_size']})", compiled=compiled, num_samples=n,
                        new_tokens=new_tokens)
