@@ -5,8 +5,8 @@ from model_gpt import GPT, GPTConfig
 
 
 def test_time_sampling_times_both_paths_over_every_round(monkeypatch):
-    """Each round runs the cached and the uncached path once, for all the new tokens; the warm-up
-    round is not counted, and the figure is the median of the rest."""
+    """After one warm-up round, each timed round runs the cached and then the uncached path, each
+    for all the new tokens; a time comes back for each path."""
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=1, n_head=2, n_embd=16)).eval()
     runs = []
