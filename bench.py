@@ -147,11 +147,16 @@ def time_training(cfg, device, compile_model, warmup=5, iters=20):
     return row
 
 
+def error_row(e):
+    """A table row for a measurement that failed (a compile needs a working C++ toolchain): report, don't stop."""
+    return dict(error=f"{type(e).__name__}: {first_line(e, 80)}")
+
+
 def _time_training_safely(args):
     try:
         return time_training(*args)
-    except Exception as e:  # compile needs a working C++ toolchain; report, don't stop
-        return dict(error=f"{type(e).__name__}: {first_line(e, 80)}")
+    except Exception as e:
+        return error_row(e)
 
 
 def bench_train(device):
@@ -204,8 +209,8 @@ def bench_sample(device, new_tokens=500, repeats=5):
             prompt = torch.full((n, 1), 512, dtype=torch.long, device=device)
             try:
                 seconds = time_sampling(model, prompt, new_tokens, repeats)
-            except Exception as e:  # compile needs a working C++ toolchain; report, don't stop
-                rows.append(dict(row, error=f"{type(e).__name__}: {first_line(e, 80)}"))
+            except Exception as e:
+                rows.append(dict(row, **error_row(e)))
                 continue
             speed = {use_cache: n * new_tokens / s for use_cache, s in seconds.items()}
             rows.append(dict(row, cached_tok_s=speed[True], uncached_tok_s=speed[False],
